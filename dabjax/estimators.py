@@ -174,7 +174,9 @@ class GumbelSoftmax:
     else:
       noise = jax.random.gumbel(rng, x.shape, x.dtype)
       soft = jax.nn.softmax((x + noise) / self.temperature, axis=-1)
-      hard = jax.nn.one_hot(jnp.argmax(x + noise, -1), x.shape[-1], x.dtype)
+      hard = jax.nn.one_hot(
+        jnp.argmax(x + noise, -1), x.shape[-1], dtype=x.dtype
+      )
     if self.straight_through:
       return soft + jax.lax.stop_gradient(hard - soft), _no_loss()
     return soft, _no_loss()

@@ -1,6 +1,6 @@
 """`DabLayer` for Flax Linen models.
 
-The layer stores its bridge variables as one parameter named ``bridge`` and
+The layer stores its bridge variables as one parameter, ``bridge_params``, and
 sows, under the collection `COLLECTION`, the bridge loss and the fidelity
 metrics of every call. Make that collection mutable in ``apply`` and hand
 the returned state to `dabjax.bridge_losses`.
@@ -71,7 +71,9 @@ class DabLayer(nn.Module):
       batch_ndim=self.batch_ndim,
       mode=self.mode,
     )
-    params = self.param("bridge", lambda key: bridged.init(key, x, *args))
+    params = self.param(
+      "bridge_params", lambda key: bridged.init(key, x, *args)
+    )
     if not train or self.is_initializing():
       return bridged.inference(x, *args)
     y, aux = bridged.apply(params, x, *args)
