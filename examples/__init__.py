@@ -1,0 +1,1 @@
+"""Examples that reproduce the paper's experiments with dabjax."""

@@ -1,0 +1,1 @@
+"""Shared machinery of the examples: flags, loop, checkpoints, metrics."""
