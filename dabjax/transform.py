@@ -62,10 +62,11 @@ def _describe(tree: PyTree) -> dict[str, str]:
 
 
 def _check_hard_output(y: PyTree) -> None:
+  flat, _ = jax.tree_util.tree_flatten_with_path(y)
   bad = {
-    path: desc
-    for path, desc in _describe(y).items()
-    if not desc.startswith(("float", "bfloat"))
+    jax.tree_util.keystr(path) or "<root>": f"{leaf.dtype}{list(leaf.shape)}"
+    for path, leaf in flat
+    if not jnp.issubdtype(leaf.dtype, jnp.floating)
   }
   if bad:
     raise TypeError(
@@ -215,17 +216,16 @@ class DabBridge:
     return y, EstimatorAux(loss=self._loss(s, y), output=s)
 
   def _check_batch_ndim(self, y: PyTree) -> None:
+    flat, _ = jax.tree_util.tree_flatten_with_path(y)
     short = {
-      path: desc
-      for (path, desc), leaf in zip(
-        _describe(y).items(), jax.tree.leaves(y), strict=True
-      )
+      jax.tree_util.keystr(path) or "<root>": list(leaf.shape)
+      for path, leaf in flat
       if leaf.ndim < self.batch_ndim
     }
     if short:
       raise ValueError(
         f"dab_bridge: with batch_ndim={self.batch_ndim} every output needs "
-        f"at least that many axes. Got {short}. Inside jax.vmap, pass "
+        f"at least that many axes. Got shapes {short}. Inside jax.vmap, pass "
         "batch_ndim=0."
       )
 
