@@ -1,0 +1,1 @@
+"""Throughput, overhead and memory measurements of dabjax; see README.md."""
