@@ -79,8 +79,13 @@ class _QuietOrbax(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or not inside_orbax
 
 
-def _main(argv, train_and_evaluate) -> None:
+def quiet_orbax() -> None:
+  """Drops Orbax's info lines from the absl log; its warnings stay."""
   logging.get_absl_handler().addFilter(_QuietOrbax())
+
+
+def _main(argv, train_and_evaluate) -> None:
+  quiet_orbax()
   if len(argv) > 1:
     raise app.UsageError(
       f"cli: every argument must be a flag. Got {argv[1:]}. Write them as "

@@ -15,7 +15,7 @@ import time
 import jax
 from absl import app, flags, logging
 
-from examples.common import compare
+from examples.common import cli, compare
 from examples.sort import train
 from examples.sort.configs import demo
 
@@ -61,6 +61,7 @@ def steps_per_second(config) -> float:
 
 def main(argv):
   del argv
+  cli.quiet_orbax()
   base = demo.get_config()
   workdir = pathlib.Path(_WORKDIR.value)
   variants = {}

@@ -14,7 +14,7 @@ import pathlib
 
 from absl import app, flags, logging
 
-from examples.common import compare
+from examples.common import cli, compare
 from examples.common import metrics as metrics_lib
 from examples.sort import train
 from examples.sort.configs import demo
@@ -32,6 +32,7 @@ METRICS = {
 
 def main(argv):
   del argv
+  cli.quiet_orbax()
   config = demo.get_config()
   if _STEPS.value is not None:
     config.num_steps = _STEPS.value
