@@ -6,22 +6,17 @@ and started again, and two processes joined by `jax.distributed`.
 """
 
 import json
-import os
 import pathlib
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 from absl.testing import absltest
 
-from examples.common import metrics, toy
+from examples.common import metrics, processes, toy
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-TIMEOUT_S = 180
+TIMEOUT_S = processes.TIMEOUT_S
 # Every run trains the same toy for the same number of steps.
 RUN_FLAGS = (
   "--config.num_steps=60",
@@ -32,47 +27,14 @@ RUN_FLAGS = (
 
 
 def start_toy(workdir, devices, *flags):
-  """Starts `python -m examples.common.toy` on `devices` CPU devices."""
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  env["JAX_PLATFORMS"] = "cpu"
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  log = tempfile.NamedTemporaryFile(
-    "w+", prefix="toy-", suffix=".log", dir=workdir.parent, delete=False
-  )
-  command = [
-    sys.executable,
-    "-m",
+  """Starts the toy's command line on `devices` CPU devices."""
+  return processes.start(
     "examples.common.toy",
+    workdir,
+    devices,
     "--config=examples/common/toy.py",
-    f"--workdir={workdir}",
     *flags,
-  ]
-  process = subprocess.Popen(
-    command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
   )
-  process.log = log
-  return process
-
-
-def finish(process, returncode=0):
-  """Waits for a process and fails with its log's tail if it went wrong."""
-  try:
-    process.wait(TIMEOUT_S)
-  finally:
-    if process.poll() is None:
-      process.kill()
-      process.wait()
-  process.log.seek(0)
-  output = process.log.read()
-  process.log.close()
-  if process.returncode != returncode:
-    raise AssertionError(
-      f"{process.args} ended with {process.returncode}, expected "
-      f"{returncode}:\n{output[-4000:]}"
-    )
-  return output
 
 
 def final_params(workdir) -> dict[str, np.ndarray]:
@@ -84,12 +46,6 @@ def results(workdir) -> dict:
   return json.loads((pathlib.Path(workdir) / "results.json").read_text())
 
 
-def free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("localhost", 0))
-    return probe.getsockname()[1]
-
-
 class CommandLineTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
@@ -98,8 +54,8 @@ class CommandLineTest(absltest.TestCase):
     cls.root = pathlib.Path(cls._tempdir.name)
     one = start_toy(cls.root / "one_device", 1, *RUN_FLAGS)
     four = start_toy(cls.root / "four_devices", 4, *RUN_FLAGS)
-    finish(one)
-    finish(four)
+    processes.finish(one)
+    processes.finish(four)
 
   @classmethod
   def tearDownClass(cls):
@@ -136,10 +92,10 @@ class CommandLineTest(absltest.TestCase):
       self.assertLess(time.monotonic(), deadline, "no checkpoint in time")
       time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
-    finish(killed, returncode=-signal.SIGKILL)
+    processes.finish(killed, returncode=-signal.SIGKILL)
     self.assertFalse((workdir / "results.json").exists())
 
-    output = finish(start_toy(workdir, 4, *RUN_FLAGS))
+    output = processes.finish(start_toy(workdir, 4, *RUN_FLAGS))
 
     self.assertRegex(output, r"Restored checkpoint of step [1-9]")
     expected = final_params(self.root / "four_devices")
@@ -158,8 +114,8 @@ class CommandLineTest(absltest.TestCase):
 
   def test_two_processes_match_one_process(self):
     workdir = self.root / "two_processes"
-    address = f"--coordinator_address=localhost:{free_port()}"
-    processes = [
+    address = f"--coordinator_address=localhost:{processes.free_port()}"
+    runs = [
       start_toy(
         workdir,
         2,
@@ -170,8 +126,8 @@ class CommandLineTest(absltest.TestCase):
       )
       for index in range(2)
     ]
-    for process in processes:
-      finish(process)
+    for process in runs:
+      processes.finish(process)
 
     written = results(workdir)
     self.assertEqual(written["devices"]["count"], 4)
@@ -181,7 +137,7 @@ class CommandLineTest(absltest.TestCase):
     )
 
   def test_process_flags_without_coordinator_are_a_usage_error(self):
-    output = finish(
+    output = processes.finish(
       start_toy(self.root / "usage", 1, "--num_processes=2"), returncode=1
     )
 

@@ -1,12 +1,8 @@
 """Smoke runs of every sort estimator, and the command line under stress:
 killed and resumed, and split over two processes."""
 
-import os
 import pathlib
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -14,12 +10,11 @@ import jax
 import numpy as np
 from absl.testing import absltest, parameterized
 
-from examples.common import checkpoints
+from examples.common import checkpoints, processes
 from examples.sort import train
 from examples.sort.configs import smoke
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-TIMEOUT_S = 240
+TIMEOUT_S = processes.TIMEOUT_S
 LONG_RUN = (
   "--config=examples/sort/configs/smoke.py",
   "--config.num_steps=300",
@@ -30,37 +25,7 @@ LONG_RUN = (
 
 
 def _start(workdir, devices, *flags):
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  env["JAX_PLATFORMS"] = "cpu"
-  log = tempfile.TemporaryFile("w+")
-  process = subprocess.Popen(
-    [sys.executable, "-m", "examples.sort.main", f"--workdir={workdir}"]
-    + list(flags),
-    cwd=REPO,
-    env=env,
-    stdout=log,
-    stderr=subprocess.STDOUT,
-  )
-  process.log = log
-  return process
-
-
-def _finish(process, returncode=0):
-  try:
-    process.wait(TIMEOUT_S)
-  finally:
-    if process.poll() is None:
-      process.kill()
-      process.wait()
-  process.log.seek(0)
-  output = process.log.read()
-  process.log.close()
-  if process.returncode != returncode:
-    raise AssertionError(
-      f"{process.args} ended with {process.returncode}:\n{output[-4000:]}"
-    )
-  return output
+  return processes.start("examples.sort.main", workdir, devices, *flags)
 
 
 def _final_params(workdir, config):
@@ -123,7 +88,7 @@ class CommandLineTest(absltest.TestCase):
     super().setUpClass()
     cls._tempdir = tempfile.TemporaryDirectory()
     cls.root = pathlib.Path(cls._tempdir.name)
-    _finish(_start(cls.root / "uninterrupted", 2, *LONG_RUN))
+    processes.finish(_start(cls.root / "uninterrupted", 2, *LONG_RUN))
 
   @classmethod
   def tearDownClass(cls):
@@ -140,10 +105,10 @@ class CommandLineTest(absltest.TestCase):
       self.assertLess(time.monotonic(), deadline)
       time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
-    _finish(killed, returncode=-signal.SIGKILL)
+    processes.finish(killed, returncode=-signal.SIGKILL)
     self.assertFalse((workdir / "results.json").exists())
 
-    output = _finish(_start(workdir, 2, *LONG_RUN))
+    output = processes.finish(_start(workdir, 2, *LONG_RUN))
 
     self.assertRegex(output, r"Restored checkpoint of step [1-9]")
     config = _long_config()
@@ -153,11 +118,9 @@ class CommandLineTest(absltest.TestCase):
     jax.tree.map(np.testing.assert_array_equal, resumed, expected)
 
   def test_two_processes_match_one_process(self):
-    with socket.socket() as probe:
-      probe.bind(("localhost", 0))
-      port = probe.getsockname()[1]
+    port = processes.free_port()
     workdir = self.root / "two_processes"
-    processes = [
+    runs = [
       _start(
         workdir,
         1,
@@ -168,8 +131,8 @@ class CommandLineTest(absltest.TestCase):
       )
       for index in range(2)
     ]
-    for process in processes:
-      _finish(process)
+    for process in runs:
+      processes.finish(process)
     config = _long_config()
     _, distributed = _final_params(workdir, config)
     _, expected = _final_params(self.root / "uninterrupted", config)
