@@ -355,16 +355,16 @@ def dab_bridge(
     >>> aux.loss.shape
     ()
   """
+  options = dict(
+    bridge=bridge,
+    gamma=gamma,
+    feature_reduction=feature_reduction,
+    batch_reduction=batch_reduction,
+    batch_ndim=batch_ndim,
+    mode=mode,
+  )
   if fn is None:
-    return functools.partial(
-      dab_bridge,
-      bridge=bridge,
-      gamma=gamma,
-      feature_reduction=feature_reduction,
-      batch_reduction=batch_reduction,
-      batch_ndim=batch_ndim,
-      mode=mode,
-    )
+    return functools.partial(dab_bridge, **options)
   if not callable(fn):
     raise TypeError(
       f"dab_bridge: fn must be callable. Got {type(fn).__name__}. Pass the "
@@ -393,12 +393,4 @@ def dab_bridge(
       f"dab_bridge: options out of range. Got {', '.join(bad)}. Use one of "
       "the listed values."
     )
-  return DabBridge(
-    fn=fn,
-    bridge=bridge,
-    gamma=gamma,
-    feature_reduction=feature_reduction,
-    batch_reduction=batch_reduction,
-    batch_ndim=batch_ndim,
-    mode=mode,
-  )
+  return DabBridge(fn=fn, **options)
