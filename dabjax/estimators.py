@@ -43,6 +43,12 @@ class EstimatorAux(NamedTuple):
     output: the estimator network's output (a pytree like ``y``), or
       ``None``. Gradients through it reach only the estimator's parameters.
     log_prob: ``[batch]`` log-probability of a sampled output, or ``None``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> aux = EstimatorAux(loss=jnp.float32(0.0))
+    >>> aux.output is None and aux.log_prob is None
+    True
   """
 
   loss: jax.Array

@@ -129,6 +129,21 @@ class DabBridge:
     mode: ``"vjp"`` (a `jax.custom_vjp`, the default) or ``"jvp"`` (a
       `jax.custom_jvp` with the same reverse-mode gradients that also
       supports `jax.jvp` and `jax.jacfwd`).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import dabjax
+    >>> bridged = dabjax.dab_bridge(dabjax.hard.argsort_matrix)
+    >>> x = jnp.array([[0.3, 0.1, 0.2]])
+    >>> params = bridged.init(jax.random.key(0), x)
+    >>> y, aux = bridged.apply(params, x)
+    >>> y.shape, aux.output.shape
+    ((1, 3, 3), (1, 3, 3))
+    >>> grad = jax.grad(lambda x: bridged.apply(params, x)[0][0, 0, 1])(x)
+    >>> bool(jnp.any(grad != 0))  # the bridge's Jacobian, not argsort's zero
+    True
+    >>> bridged.inference(x)[0, 0]
+    Array([0., 1., 0.], dtype=float32)
   """
 
   fn: Callable[..., PyTree]
