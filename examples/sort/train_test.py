@@ -75,10 +75,13 @@ class SmokeTest(parameterized.TestCase):
       written,
     )
 
-  def test_bad_estimator_is_named(self):
+  @parameterized.parameters(("estimator", "gumbel"), ("bridge", "conv"))
+  def test_bad_choice_is_named(self, field, value):
     config = smoke.get_config()
-    config.estimator = "gumbel"
-    with self.assertRaisesRegex(ValueError, r"Got 'gumbel'"):
+    config[field] = value
+    with self.assertRaisesRegex(
+      ValueError, rf"config.{field} must be one of .*Got '{value}'"
+    ):
       train.make_model(config)
 
 
