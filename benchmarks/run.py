@@ -5,8 +5,9 @@
     --out=benchmarks/results/gpu.jsonl
 
 Runs, in one process so that compiled steps are shared, the scripts
-`throughput`, `overhead`, `roofline`, `inference`, `scaling` (which starts
-one worker process per device count) and `memory`; writes their records to
+`throughput`, `examples_throughput` (the image examples' models),
+`overhead`, `roofline`, `inference`, `scaling` (which starts one worker
+process per device count) and `memory`; writes their records to
 ``--out`` (replacing it), the batch-size PNG beside it, and a Markdown
 summary of the tables, ``<stem>_summary.md``, beside it too. ``--quick`` is
 a seconds-long run of the same code with tiny batches, for the test.
@@ -21,6 +22,7 @@ from absl import app, logging
 
 from benchmarks import (
   common,
+  examples_throughput,
   inference,
   memory,
   overhead,
@@ -29,7 +31,15 @@ from benchmarks import (
   throughput,
 )
 
-SCRIPTS = (throughput, overhead, roofline, inference, scaling, memory)
+SCRIPTS = (
+  throughput,
+  examples_throughput,
+  overhead,
+  roofline,
+  inference,
+  scaling,
+  memory,
+)
 
 
 def run(options: common.Options) -> list[dict[str, Any]]:
@@ -108,6 +118,59 @@ def _throughput(records):
         _f(r["samples_per_s"], ",.0f"),
       )
       for r in _pick(records, "throughput")
+    ],
+  )
+
+
+def _examples_throughput(records):
+  return _table(
+    (
+      "model",
+      "estimator",
+      "batch",
+      "lower s",
+      "compile s",
+      "step ms",
+      "samples/s",
+    ),
+    [
+      (
+        r["model"],
+        r["estimator"],
+        r["batch_size"],
+        _f(r["lower_s"], ".2f"),
+        _f(r["compile_s"], ".2f"),
+        _ms(r),
+        _f(r["samples_per_s"], ",.0f"),
+      )
+      for r in _pick(records, "examples_throughput")
+    ],
+  )
+
+
+def _examples_overhead(records):
+  return _table(
+    (
+      "model",
+      "step",
+      "batch",
+      "step ms",
+      "baseline step ms",
+      "time ratio (IQR of pairs)",
+      "FLOP ratio",
+    ),
+    [
+      (
+        r["model"],
+        f"{r['estimator']} / {r['baseline']}",
+        r["batch_size"],
+        _ms(r),
+        _ms(r, "baseline_step_"),
+        f"{r['time_ratio']:.2f} ({r['time_pair_ratio_q1']:.2f}–"
+        f"{r['time_pair_ratio_q3']:.2f})",
+        _f(r["flop_ratio"], ".2f"),
+      )
+      for r in _pick(records, "examples_overhead")
     ],
   )
 
@@ -267,6 +330,8 @@ def _memory(records):
 
 SECTIONS: tuple[tuple[str, Section], ...] = (
   ("Throughput (question 1)", _throughput),
+  ("Image examples: throughput (question 1)", _examples_throughput),
+  ("Image examples: dab against its baseline (question 1)", _examples_overhead),
   ("Bridge overhead: time ratio against FLOP ratio (question 2)", _overhead),
   ("Fraction of the measured matmul peak (question 3)", _roofline),
   ("Inference with and without the bridge (question 4)", _inference),

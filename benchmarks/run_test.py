@@ -10,6 +10,8 @@ import tempfile
 
 from absl.testing import absltest
 
+from examples.common import images
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS = (
   "throughput",
@@ -20,6 +22,8 @@ BENCHMARKS = (
   "scaling_batch",
   "memory",
 )
+IMAGE_BENCHMARKS = ("examples_throughput", "examples_overhead")
+IMAGE_MODELS = ("classification", "representation", "density")
 CONTEXT = ("device_kind", "jax_version", "date", "dtype", "platform")
 # Fields that are measured and must be strictly positive when present.
 POSITIVE_SUFFIXES = ("_s", "_per_s", "flops", "peak_bytes", "_ratio")
@@ -59,7 +63,10 @@ class QuickSuiteTest(absltest.TestCase):
     super().tearDownClass()
 
   def test_every_benchmark_writes_records_with_context(self):
-    self.assertEqual(set(BENCHMARKS), {r["benchmark"] for r in self.records})
+    expected = set(BENCHMARKS)
+    if _have_fashion_mnist():
+      expected |= set(IMAGE_BENCHMARKS)
+    self.assertEqual(expected, {r["benchmark"] for r in self.records})
     for r in self.records:
       for key in CONTEXT:
         self.assertIn(key, r)
@@ -85,6 +92,19 @@ class QuickSuiteTest(absltest.TestCase):
         self.assertAlmostEqual(
           r["samples_per_s"], r["batch_size"] / r["step_median_s"], places=3
         )
+      if r["benchmark"] == "examples_throughput":
+        self.assertIn(r["model"], IMAGE_MODELS)
+        self.assertEqual(r["batch_size"], 32)
+        self.assertAlmostEqual(
+          r["samples_per_s"], r["batch_size"] / r["step_median_s"], places=3
+        )
+      if r["benchmark"] == "examples_overhead":
+        self.assertEqual((r["estimator"], r["baseline"]), ("dab", "ste"))
+        self.assertAlmostEqual(
+          r["time_ratio"], r["step_median_s"] / r["baseline_step_median_s"]
+        )
+        # The bridge adds a network to the step: more FLOPs than STE.
+        self.assertGreater(r["flop_ratio"], 1.0)
       if r["benchmark"] == "overhead" and r["baseline"] == "ste":
         # The bridge's forward and backward add arithmetic to the step.
         self.assertGreater(r["flop_ratio"], 1.5)
@@ -100,6 +120,19 @@ class QuickSuiteTest(absltest.TestCase):
     summary = self.out.with_name("cpu_summary.md").read_text()
     self.assertIn("### Throughput (question 1)", summary)
     self.assertIn("| dab / ste |", summary)
+    if _have_fashion_mnist():
+      self.assertIn("### Image examples: throughput (question 1)", summary)
+      for model in IMAGE_MODELS:
+        self.assertIn(f"| {model} | dab | 32 |", summary)
+
+
+def _have_fashion_mnist() -> bool:
+  """Whether the Fashion-MNIST files the image benchmarks read are here."""
+  try:
+    images.load_images("fashion_mnist", "test")
+  except FileNotFoundError:
+    return False
+  return True
 
 
 if __name__ == "__main__":
