@@ -105,46 +105,40 @@ def _pick(
 Section = Callable[[Sequence[dict[str, Any]]], list[str]]
 
 
+_THROUGHPUT_HEAD = (
+  "estimator",
+  "batch",
+  "lower s",
+  "compile s",
+  "step ms",
+  "samples/s",
+)
+
+
+def _throughput_rows(records, benchmark, leading=()):
+  """One row per record: ``leading`` fields, then the throughput columns."""
+  return [
+    tuple(r[key] for key in leading)
+    + (
+      r["estimator"],
+      r["batch_size"],
+      _f(r["lower_s"], ".2f"),
+      _f(r["compile_s"], ".2f"),
+      _ms(r),
+      _f(r["samples_per_s"], ",.0f"),
+    )
+    for r in _pick(records, benchmark)
+  ]
+
+
 def _throughput(records):
-  return _table(
-    ("estimator", "batch", "lower s", "compile s", "step ms", "samples/s"),
-    [
-      (
-        r["estimator"],
-        r["batch_size"],
-        _f(r["lower_s"], ".2f"),
-        _f(r["compile_s"], ".2f"),
-        _ms(r),
-        _f(r["samples_per_s"], ",.0f"),
-      )
-      for r in _pick(records, "throughput")
-    ],
-  )
+  return _table(_THROUGHPUT_HEAD, _throughput_rows(records, "throughput"))
 
 
 def _examples_throughput(records):
   return _table(
-    (
-      "model",
-      "estimator",
-      "batch",
-      "lower s",
-      "compile s",
-      "step ms",
-      "samples/s",
-    ),
-    [
-      (
-        r["model"],
-        r["estimator"],
-        r["batch_size"],
-        _f(r["lower_s"], ".2f"),
-        _f(r["compile_s"], ".2f"),
-        _ms(r),
-        _f(r["samples_per_s"], ",.0f"),
-      )
-      for r in _pick(records, "examples_throughput")
-    ],
+    ("model", *_THROUGHPUT_HEAD),
+    _throughput_rows(records, "examples_throughput", ("model",)),
   )
 
 
