@@ -150,11 +150,7 @@ def make_task(
       return loss, metrics
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return state.replace(
-      step=state.step + 1, params=params, opt_state=opt_state
-    ), metrics
+    return loop.apply_gradients(state, tx, grads), metrics
 
   rows = parallel.local_rows(config.batch_size)
   global_batch = images.make_batch_fn(

@@ -38,6 +38,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import optax
 import tqdm
 from absl import logging
 
@@ -214,6 +215,26 @@ def run(
     )
   return Result(
     metrics=final, state=state, start_step=start_step, step_traces=traces
+  )
+
+
+def apply_gradients(state: Any, tx: optax.GradientTransformation, grads: Any):
+  """One optimizer update of a train state, counting the step.
+
+  Args:
+    state: a `flax.struct.dataclass` with `step`, `params` and `opt_state`
+      (other fields are kept as they are).
+    tx: the optimizer.
+    grads: gradients shaped like `state.params`.
+
+  Returns:
+    The state with updated `params` and `opt_state` and `step + 1`.
+  """
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return state.replace(
+    step=state.step + 1,
+    params=optax.apply_updates(state.params, updates),
+    opt_state=opt_state,
   )
 
 
