@@ -67,12 +67,16 @@ def bernoulli_log_prob(b: jax.Array, logits: jax.Array) -> jax.Array:
   return jnp.sum(per_bit, axis=-1)
 
 
-def _logistic(rng: jax.Array | None, shape, dtype, who: str) -> jax.Array:
+def _require_rng(rng: jax.Array | None, who: str) -> None:
   if rng is None:
     raise ValueError(
       f"{who}: sampling needs a PRNG key. Got rng=None. Pass "
       "rng=jax.random.key(...) to apply."
     )
+
+
+def _logistic(rng: jax.Array | None, shape, dtype, who: str) -> jax.Array:
+  _require_rng(rng, who)
   return jax.random.logistic(rng, shape, dtype)
 
 
@@ -164,11 +168,7 @@ class StraightThroughBernoulli:
     Raises:
       ValueError: if ``rng`` is missing.
     """
-    if rng is None:
-      raise ValueError(
-        "StraightThroughBernoulli: sampling needs a PRNG key. Got rng=None. "
-        "Pass rng=jax.random.key(...) to apply."
-      )
+    _require_rng(rng, "StraightThroughBernoulli")
     u = jax.random.uniform(rng, x.shape, x.dtype)
     ste = dabjax.StraightThrough(_bernoulli_from_uniform)
     y, aux = ste.apply(params, jax.nn.sigmoid(x), u)
@@ -259,11 +259,7 @@ class Relax:
     }
 
   def _noise(self, rng, x):
-    if rng is None:
-      raise ValueError(
-        "Relax: sampling needs a PRNG key. Got rng=None. Pass "
-        "rng=jax.random.key(...) to apply."
-      )
+    _require_rng(rng, "Relax")
     tiny = jnp.finfo(x.dtype).tiny
     u_key, v_key = jax.random.split(rng)
     u = jax.random.uniform(u_key, x.shape, x.dtype, tiny, 1.0)

@@ -207,8 +207,13 @@ class CallShapeTest(parameterized.TestCase):
       estimators.make("rebar", None)
 
   def test_missing_key_is_refused(self):
-    with self.assertRaisesRegex(ValueError, r"rng=None"):
-      estimators.Reinforce().apply({}, tiled(2))
+    for estimator in (
+      estimators.Reinforce(),
+      estimators.StraightThroughBernoulli(),
+    ):
+      name = type(estimator).__name__
+      with self.assertRaisesRegex(ValueError, rf"^{name}: .*rng=None"):
+        estimator.apply({}, tiled(2))
 
 
 if __name__ == "__main__":
