@@ -29,7 +29,7 @@ from absl import app, flags, logging
 from matplotlib.backends import backend_agg
 from matplotlib.figure import Figure
 
-from benchmarks import common
+from benchmarks import common, throughput
 from examples.common import parallel
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -166,24 +166,11 @@ def measure_devices(options: common.Options) -> list[dict[str, Any]]:
 
 def measure_batch_sizes(options: common.Options) -> list[dict[str, Any]]:
   """One record per batch size and estimator, on one device."""
-  records = []
-  for estimator in sweep_estimators(options):
-    for batch in batch_sizes(options):
-      step = common.sort_step(estimator, batch, options)
-      stats = common.summarize(common.time_calls(step, options), "step_")
-      records.append(
-        common.record(
-          "scaling_batch",
-          options,
-          model="sort",
-          estimator=estimator,
-          batch_size=batch,
-          **step.compile_times,
-          **stats,
-          samples_per_s=batch / stats["step_median_s"],
-        )
-      )
-  return records
+  return [
+    throughput.sort_step_record("scaling_batch", estimator, batch, options)
+    for estimator in sweep_estimators(options)
+    for batch in batch_sizes(options)
+  ]
 
 
 def plot_batch_sweep(

@@ -21,24 +21,29 @@ QUICK_ESTIMATORS = ("dab", "ste", "none")
 
 def measure(options: common.Options) -> list[dict[str, Any]]:
   """Returns one record per estimator."""
-  records = []
-  batch = options.sort_batch
-  for estimator in QUICK_ESTIMATORS if options.quick else ESTIMATORS:
-    step = common.sort_step(estimator, batch, options)
-    stats = common.summarize(common.time_calls(step, options), "step_")
-    records.append(
-      common.record(
-        "throughput",
-        options,
-        model="sort",
-        estimator=estimator,
-        batch_size=batch,
-        **step.compile_times,
-        **stats,
-        samples_per_s=batch / stats["step_median_s"],
-      )
-    )
-  return records
+  estimators = QUICK_ESTIMATORS if options.quick else ESTIMATORS
+  return [
+    sort_step_record("throughput", estimator, options.sort_batch, options)
+    for estimator in estimators
+  ]
+
+
+def sort_step_record(
+  benchmark: str, estimator: str, batch: int, options: common.Options
+) -> dict[str, Any]:
+  """Times the sort model's training step: compile times, step, samples/s."""
+  step = common.sort_step(estimator, batch, options)
+  stats = common.summarize(common.time_calls(step, options), "step_")
+  return common.record(
+    benchmark,
+    options,
+    model="sort",
+    estimator=estimator,
+    batch_size=batch,
+    **step.compile_times,
+    **stats,
+    samples_per_s=batch / stats["step_median_s"],
+  )
 
 
 def main(argv):
