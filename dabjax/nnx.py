@@ -21,7 +21,21 @@ from dabjax.transform import dab_bridge
 
 
 class BridgeLoss(nnx.Variable):
-  """The latest bridge loss and fidelity metrics of a `DabLayer`."""
+  """The latest bridge loss and fidelity metrics of a `DabLayer`.
+
+  Being its own variable type, it can be picked out of a model's state
+  (``nnx.state(model, BridgeLoss)``) and is never trained as a parameter.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> import dabjax
+    >>> x = jnp.ones((2, 3))
+    >>> layer = dabjax.nnx.DabLayer(dabjax.hard.sign, x, rngs=nnx.Rngs(0))
+    >>> state = nnx.state(layer, BridgeLoss)
+    >>> sorted(state.keys())
+    ['bridge_loss', 'bridge_metrics']
+  """
 
 
 class DabLayer(nnx.Module):
